@@ -1,0 +1,1 @@
+"""ipywidgets dashboards for circus trainers, shows and flies."""
