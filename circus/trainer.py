@@ -373,6 +373,18 @@ class Trainer:
         show.trainer = None
         self.events.publish("trainer.rm_show", {"show": name, "time": time.time()})
 
+    def command(self, command: str, /, **props: Any) -> dict[str, Any]:
+        """Run one command of the control protocol (see circus._commands.COMMANDS)."""
+        from ._commands import run_command
+
+        return self._call(run_command, self, command, props)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything about every show and fly, as one JSON-serialisable dict."""
+        from ._commands import snapshot
+
+        return self._call(snapshot, self)
+
     def statuses(self) -> dict[str, str]:
         return {name: show.status() for name, show in self._shows.items()}
 
