@@ -224,7 +224,8 @@ async def c_stats(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
         info = dict(fly.info())
         info.setdefault("pid", fly.pid)
         info["wid"], info["started"], info["age"] = fly.wid, fly.started, fly.age()
-        info["children"] = [c["pid"] for c in info.get("children", [])]
+        # Circus 0.19 gives each child as a dict of the same fields (its circusctl prints them).
+        info["children"] = [dict(c) for c in info.get("children", [])]
         return info
 
     if props.get("name") is None:
@@ -297,6 +298,17 @@ async def c_logs(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
     return {"logs": {str(f.wid): f.output[stream].lines(n) for f in flies}}
 
 
+async def c_reloadconfig(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
+    reload_config = getattr(trainer, "reload_config", None)
+    if reload_config is None:
+        raise CommandError("this trainer has no config file to reload (circusd has)", errno=5)
+    return dict(await reload_config() or {})
+
+
+async def c_listsockets(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
+    return {"sockets": []}  # circus has no shared sockets ([socket:NAME] is not supported)
+
+
 async def c_quit(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
     trainer._begin_stop(graceful=bool(props.get("graceful", True)))
     return {}
@@ -308,7 +320,8 @@ COMMANDS: dict[str, Handler] = {
     "reload": c_reload, "options": c_options, "get": c_get, "set": c_set,
     "signal": c_signal, "kill": c_kill, "stats": c_stats, "dstats": c_dstats,
     "globaloptions": c_globaloptions, "addshow": c_addshow, "rmshow": c_rmshow,
-    "snapshot": c_snapshot, "logs": c_logs, "quit": c_quit,
+    "snapshot": c_snapshot, "logs": c_logs, "quit": c_quit, "reloadconfig": c_reloadconfig,
+    "listsockets": c_listsockets,
 }  # fmt: skip
 
 # Circus 0.19's names for the same commands.

@@ -105,13 +105,17 @@ class EventBus:
         return True
 
     def close(self, timeout: float = 2.0) -> None:
-        """Deliver what is queued, then stop the dispatcher thread."""
+        """Deliver what is queued (for up to `timeout`), then stop the dispatcher thread."""
         with self._wake:
             thread, self._thread = self._thread, None
             self._closing = True
             self._wake.notify()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+            if thread.is_alive():  # a slow subscriber: drop the rest, end after its call
+                self.dropped += len(self._queue)
+                self._queue.clear()
+                thread.join()
 
     def _dispatch(self) -> None:
         while True:

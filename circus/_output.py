@@ -34,10 +34,7 @@ class OutputBuffer:
     def close(self) -> str:
         """End of stream: flush the decoder and the partial last line."""
         text = self._decoder.decode(b"", final=True)
-        self._add(text)
-        if self._partial:
-            self._push([self._partial])
-            self._partial = ""
+        self._add(text)  # the partial last line stays, and counts as a line
         return text
 
     def _add(self, text: str) -> None:
@@ -63,7 +60,8 @@ class OutputBuffer:
         out = list(self._lines)
         if self._partial:
             out.append(self._partial)
-        return out if n is None else out[-n:] if n > 0 else []
+        n = self.max_lines if n is None else min(n, self.max_lines)
+        return out[-n:] if n > 0 else []
 
     def text(self) -> str:
         body = "\n".join(self._lines)

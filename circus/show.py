@@ -139,7 +139,8 @@ class Show:
                        f"wids: {[f.wid for f in self.flies]}")
 
     def __len__(self) -> int:
-        return sum(1 for f in self._flies.values() if f.state is FlyState.RUNNING)
+        # tuple() copies in one step: other threads may ask while the loop changes the dict
+        return sum(1 for f in tuple(self._flies.values()) if f.state is FlyState.RUNNING)
 
     def __repr__(self) -> str:
         return f"<Show {self.name!r} {self.state} {len(self)}/{self.numflies} flies>"
@@ -331,8 +332,9 @@ class Show:
         opts = self._opts
         try:
             fly = self.fly_class(
-                wid, opts["cmd"], opts["working_dir"], opts["shell"], opts["uid"], opts["gid"],
-                opts["env"], args=opts["args"], show_name=self.name, copy_env=opts["copy_env"],
+                wid, opts["cmd"], working_dir=opts["working_dir"], shell=opts["shell"],
+                uid=opts["uid"], gid=opts["gid"], env=opts["env"], args=opts["args"],
+                show_name=self.name, copy_env=opts["copy_env"],
                 output_lines=opts["output_lines"], output_bytes=opts["output_bytes"],
                 graceful_timeout=opts["graceful_timeout"], stop_signal=opts["stop_signal"],
             )  # fmt: skip
@@ -589,6 +591,7 @@ class Show:
             self._timer = None
         assert self._lock is not None and self._wake is not None
         self.state = ShowState.STOPPING
+        self.send_msg("stopping")
         self._wake.set()  # cut a warmup pause short
         async with self._lock:
             self.state = ShowState.STOPPING

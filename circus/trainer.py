@@ -193,6 +193,10 @@ class Trainer:
         self.started_at = time.time()
         for show in self._shows.values():
             show._attach()
+        if self.endpoint or self.pubsub_endpoint:  # zmq is imported only when asked for
+            from ._controller import ensure_controller
+
+            ensure_controller(self)
         for plugin in self.plugins:
             await plugin.start(self)
         self.events.publish("trainer.start", {"time": time.time()})
@@ -403,9 +407,10 @@ class Trainer:
         lines = [f"Trainer ({'running' if self.running else 'stopped'}), "
                  f"{self.numshows()} show(s), {self.numflies()} fly(ies)"]
         for show in self.shows:
+            cmd = show.cmd if len(show.cmd) <= 60 else show.cmd[:57] + "..."
             lines.append(f"  {show.name}: {show.state}  {len(show)}/{show.numflies} flies  "
-                         f"cmd={show.cmd!r}" + (f"  error: {show.last_error}"
-                                               if show.last_error else ""))
+                         f"cmd={cmd!r}" + (f"  error: {show.last_error}"
+                                           if show.last_error else ""))
             for fly in show.flies:
                 lines.append(f"    wid {fly.wid}  pid {fly.pid}  {fly.state}  "
                              f"age {fly.age():.1f}s")
