@@ -254,7 +254,11 @@ async def c_dstats(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
 
 
 async def c_globaloptions(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
-    return {"options": {"endpoint": trainer.endpoint, "pubsub_endpoint": trainer.pubsub_endpoint,
+    bound: dict[str, str] = {}  # what the controller really bound (tcp port 0 -> a port)
+    for plugin in trainer.plugins:
+        bound.update(getattr(plugin, "bound", None) or {})
+    return {"options": {"endpoint": bound.get("endpoint", trainer.endpoint),
+                        "pubsub_endpoint": bound.get("pubsub_endpoint", trainer.pubsub_endpoint),
                         "check_delay": trainer.check_delay, "stats_endpoint": None,
                         "multicast_endpoint": None}}
 
@@ -272,7 +276,8 @@ async def c_addshow(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
     if name in {s.name for s in trainer.shows}:
         raise CommandError(f"a show named {name!r} already exists", errno=3)
     options["stopped"] = not props.get("start", True)
-    show = trainer.show_class(name, props.get("cmd"), **options)  # validates every option
+    cmd = props.get("cmd")  # a missing or bad cmd gets the Show's own error
+    show = trainer.show_class(name, cmd, **options)  # type: ignore[arg-type]
     await trainer._add_show(show)
     return {}
 

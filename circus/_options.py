@@ -196,12 +196,17 @@ OPTIONS: dict[str, Option] = {
 }
 
 
+def spec(name: str) -> Option:
+    """The Option called `name`, or an OptionError listing the valid names."""
+    found = OPTIONS.get(name)
+    if found is None:
+        raise OptionError(f"unknown option {name!r}; valid options: {', '.join(sorted(OPTIONS))}")
+    return found
+
+
 def validate(name: str, value: Any) -> Any:
     """The checked value of option `name`, or an OptionError naming what would be valid."""
-    spec = OPTIONS.get(name)
-    if spec is None:
-        raise OptionError(f"unknown option {name!r}; valid options: {', '.join(sorted(OPTIONS))}")
-    return spec.check(name, value)
+    return spec(name).check(name, value)
 
 
 def defaults() -> dict[str, Any]:

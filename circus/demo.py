@@ -19,7 +19,8 @@ while True:
 
 
 def main() -> None:
-    trainer = get_trainer(shlex.join([sys.executable, "-u", "-c", WORKER]), numflies=3, name="workers",
+    cmd = shlex.join([sys.executable, "-u", "-c", WORKER])
+    trainer = get_trainer(cmd, numflies=3, name="workers",
                           graceful_timeout=2)
     t0 = time.monotonic()
 

@@ -58,7 +58,7 @@ def _process_info(proc: psutil.Process) -> dict[str, Any]:
             "mem_info2": lambda: _bytes(proc.memory_info().vms),
             "cpu": lambda: proc.cpu_percent(interval=None),
             "mem": lambda: round(proc.memory_percent(), 1),
-            "ctime": lambda: "%.2f" % sum(proc.cpu_times()[:2]),
+            "ctime": lambda: f"{sum(proc.cpu_times()[:2]):.2f}",
         }
         for key, get in fields.items():
             try:
@@ -99,7 +99,7 @@ class Fly:
         graceful_timeout: float = 30.0,
         stop_signal: int = signal.SIGTERM,
     ) -> None:
-        self.wid = wid
+        self.wid: Any = wid  # a Show's slot number (1..numflies); any label for a lone Fly
         self.show_name = show_name
         self.graceful_timeout = graceful_timeout
         self.stop_signal = stop_signal

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._options import OPTIONS, Action, defaults, validate
+from ._options import OPTIONS, Action, defaults, spec, validate
 from ._output import RotatingFile
 from ._states import FlyState, ShowState
 from .errors import NotRunningError, OptionError
@@ -145,6 +145,12 @@ class Show:
     def __repr__(self) -> str:
         return f"<Show {self.name!r} {self.state} {len(self)}/{self.numflies} flies>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # Its trainer's dashboard for this show in a kernel; text and HTML elsewhere.
+        from circus_widgets import mimebundle
+
+        return mimebundle(self, include, exclude)
+
     # --- the thread-safe public API -------------------------------------------------------
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -186,8 +192,7 @@ class Show:
         return self._call(self._set_opts, dict(options))
 
     def get_opt(self, key: str) -> Any:
-        if key not in OPTIONS:
-            raise OptionError(f"unknown option {key!r}; valid options: {', '.join(sorted(OPTIONS))}")
+        spec(key)  # an unknown key gets the list of valid ones
         return self._opts[key]
 
     def options(self) -> dict[str, Any]:
@@ -341,7 +346,8 @@ class Show:
         except (OSError, ValueError, TypeError) as exc:
             text = getattr(exc, "strerror", None) or str(exc)
             where = getattr(exc, "filename", None)
-            self.last_error = f"cannot spawn {self.cmd!r}: {text}" + (f": {where!r}" if where else "")
+            where = f": {where!r}" if where else ""
+            self.last_error = f"cannot spawn {self.cmd!r}: {text}{where}"
             self.send_msg("spawn_error", {
                 "fly_id": wid, "fly_pid": None, "error": self.last_error,
                 "errno": getattr(exc, "errno", None),

@@ -81,7 +81,7 @@ def test_buffer_caps_lines_and_characters():
 def test_rotating_file(tmp_path):
     path = tmp_path / "r.log"
     log = RotatingFile(str(path), max_bytes=100, backup_count=2)
-    for i in range(10):
+    for _ in range(10):
         log.write(b"x" * 40 + b"\n")
     log.close()
     assert path.stat().st_size <= 100
