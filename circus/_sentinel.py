@@ -12,6 +12,7 @@ cleared for grandchildren.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -65,6 +66,7 @@ class Sentinel:
         self._groups: set[int] = set()
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
+        self._pending: list[str] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -83,16 +85,37 @@ class Sentinel:
             if self._holders == 0 and not self._groups:
                 self._shutdown()
 
+    @contextlib.contextmanager
+    def batch(self):  # type: ignore[no-untyped-def]
+        """Send the registrations made inside in one write (a Show spawning 200 flies)."""
+        with self._lock:
+            outer = self._pending is not None
+            if not outer:
+                self._pending = []
+            try:
+                yield
+            finally:
+                if not outer:
+                    lines, self._pending = self._pending, None
+                    if lines:
+                        self._send("".join(lines))
+
     def track(self, pgid: int) -> None:
         with self._lock:
             self._groups.add(pgid)
-            self._send(f"+{pgid}\n")
+            if self._pending is not None:
+                self._pending.append(f"+{pgid}\n")
+            else:
+                self._send(f"+{pgid}\n")
 
     def untrack(self, pgid: int) -> None:
         with self._lock:
             if pgid in self._groups:
                 self._groups.discard(pgid)
-                self._send(f"-{pgid}\n")
+                if self._pending is not None and f"+{pgid}\n" in self._pending:
+                    self._pending.remove(f"+{pgid}\n")
+                else:
+                    self._send(f"-{pgid}\n")
                 if self._holders == 0 and not self._groups:
                     self._shutdown()
 

@@ -7,13 +7,14 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from ._output import OutputBuffer
 from ._sentinel import SENTINEL
 from ._states import FlyState
+
+if TYPE_CHECKING:
+    import psutil
 
 STREAMS = ("stdout", "stderr")
 
@@ -41,6 +42,8 @@ class FlyInfo(dict[str, Any]):
 
 
 def _process_info(proc: psutil.Process) -> dict[str, Any]:
+    import psutil  # imported when first asked: a headless daemon starts faster without it
+
     info: dict[str, Any] = {"pid": proc.pid}
     na = "N/A"
     with proc.oneshot():
@@ -183,6 +186,8 @@ class Fly:
         return end - self._t0
 
     def info(self) -> FlyInfo:
+        import psutil
+
         if self.state is FlyState.STOPPED:
             return FlyInfo(wid=self.wid, pid=self.pid, status="gone")
         try:
@@ -202,6 +207,8 @@ class Fly:
 
     def children(self) -> list[int]:
         """Pids of the fly's children (all descendants)."""
+        import psutil
+
         try:
             return [c.pid for c in psutil.Process(self.pid).children(recursive=True)]
         except psutil.NoSuchProcess:

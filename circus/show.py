@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._options import OPTIONS, Action, defaults, spec, validate
 from ._output import RotatingFile
+from ._sentinel import SENTINEL
 from ._states import FlyState, ShowState
 from .errors import NotRunningError, OptionError
 from .fly import STREAMS, Fly
@@ -319,12 +320,13 @@ class Show:
         the others. True if flies are still missing after this."""
         now = time.monotonic()
         waiting = []
-        for wid in self._missing()[:limit]:
-            not_before = self._not_before.get(wid, 0.0)
-            if not_before > now:
-                waiting.append(not_before)
-            else:
-                self._spawn_one(wid)
+        with SENTINEL.batch():
+            for wid in self._missing()[:limit]:
+                not_before = self._not_before.get(wid, 0.0)
+                if not_before > now:
+                    waiting.append(not_before)
+                else:
+                    self._spawn_one(wid)
         if waiting:
             self._manage_later(min(waiting) - now)
         return bool(self._missing()) and not waiting
