@@ -40,10 +40,21 @@ __all__ = [
     "Subscription",
     "Trainer",
     "UnknownShowError",
+    "connect",
+    "default_trainer",
     "get_trainer",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # `circus.connect` imports zmq only when it is first used.
+    if name == "connect":
+        from .remote import connect
+
+        return connect
+    raise AttributeError(f"module 'circus' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -57,3 +68,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     from ._ipython import unload_ipython_extension as unload
 
     unload(ipython)
+
+
+def default_trainer() -> Trainer | None:
+    """The notebook's default Trainer (the one `%circus start` made), or None before that."""
+    from ._ipython import default_trainer as default
+
+    return default()

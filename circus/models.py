@@ -647,7 +647,6 @@ class TrainerModel(_Model):
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             trainer_dirty, self._dirty_trainer = self._dirty_trainer, False
-            self._last_flush = time.monotonic()
             writes: list[tuple[_Model, dict[str, Any]]] = []
             new_shows: list[ShowModel] = []
             for name in dirty:
@@ -690,13 +689,15 @@ class TrainerModel(_Model):
                 order = [n for n in self._mirror if n in self._show_models]
                 writes.append((self, {"running": self._running,
                                       "shows": tuple(self._show_models[n] for n in order)}))
-        done = []
-        for model, values in writes:
-            changed = model._write(values)
+        done: list[tuple[_Model, frozenset[str]]] = []
+        for target, values in writes:
+            changed = target._write(values)
             if changed:
-                done.append((model, changed))
-        for model, changed in done:
-            model._after_flush(changed)
+                done.append((target, changed))
+        for target, changed in done:
+            target._after_flush(changed)
+        with self._lock:  # the next flush is due 1/flush_rate after this one *ended*
+            self._last_flush = time.monotonic()
 
 
 def _apply(show: dict[str, Any], event: str, p: dict[str, Any], lines: int) -> bool:
@@ -724,6 +725,9 @@ def _apply(show: dict[str, Any], event: str, p: dict[str, Any], lines: int) -> b
         show["options"] = options
         if p["key"] == "numflies":
             show["numflies"] = int(p["value"])
+            for w in [w for w, f in flies.items()
+                      if w > show["numflies"] and f["state"] is FlyState.EXITED]:
+                del flies[w]  # an exited fly's slot that scaling removed
     elif event == "spawn":
         if fly is not None and fly["pid"] == p["fly_pid"]:
             return False
@@ -747,6 +751,8 @@ def _apply(show: dict[str, Any], event: str, p: dict[str, Any], lines: int) -> b
                        exit_signal=p.get("signal"), age=p.get("age", fly["age"]), cpu=0.0, rss=0)
             if show["state"] is ShowState.ACTIVE:
                 show["restarts"] += 1
+            if wid > show["numflies"]:
+                del flies[wid]  # its slot is gone: nothing will respawn it
     elif event == "output":
         new = [ln for ln in str(p.get("data", "")).splitlines() if ln]
         if not new:

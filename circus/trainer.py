@@ -402,6 +402,12 @@ class Trainer:
         shows = ", ".join(f"{s.name}:{s.state}({len(s)}/{s.numflies})" for s in self.shows)
         return f"<Trainer {state} [{shows}]>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # The live dashboard in a kernel, static HTML and this summary elsewhere.
+        from circus_widgets import mimebundle
+
+        return mimebundle(self, include, exclude)
+
     def summary(self) -> str:
         """A readable text table of shows and flies."""
         lines = [f"Trainer ({'running' if self.running else 'stopped'}), "
