@@ -424,7 +424,7 @@ class Show:
         if not unexpected:
             return  # whoever stops it finishes the job
         self._flies.pop(fly.pid, None)
-        if fly.signal_group(0):  # grandchildren left in its group
+        if fly.group_alive():  # grandchildren left in its group (zombies don't count)
             self._task(self._sweep(fly))
         else:
             self._finalize(fly)
@@ -540,7 +540,7 @@ class Show:
         if fly.signal_group(sig):
             # Members of a group can't be waited on without being their parent: poll, briefly.
             delay = 0.005
-            while fly.signal_group(0) and time.monotonic() < deadline:
+            while fly.group_alive() and time.monotonic() < deadline:  # zombies don't count
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
             fly.signal_group(signal.SIGKILL)
