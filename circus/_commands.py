@@ -246,10 +246,11 @@ async def c_dstats(trainer: Trainer, props: dict[str, Any]) -> dict[str, Any]:
 
     import psutil
 
+    from .fly import _process_info
+
     me = psutil.Process(os.getpid())
-    with me.oneshot():
-        info = {"pid": me.pid, "cpu": me.cpu_percent(None), "mem": me.memory_percent(),
-                "mem_info1": me.memory_info().rss, "children": []}
+    info = _process_info(me)  # the fields Circus 0.19's circusctl prints
+    info["children"] = [_process_info(c) for c in me.children()]
     return {"info": info}
 
 

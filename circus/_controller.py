@@ -71,14 +71,16 @@ def watcher_payload(event: str, payload: dict[str, Any]) -> dict[str, Any] | Non
     return out
 
 
-def check_endpoint(endpoint: str, keys: ServerKeys | None, insecure: bool) -> None:
-    """Refuse an endpoint that would let other users in; make an ipc directory if needed."""
+def check_endpoint(endpoint: str, keys: ServerKeys | None, insecure: bool) -> str | None:
+    """Refuse an endpoint that would let other users in; make an ipc directory if needed
+    (and return it if it was made)."""
     transport, sep, address = endpoint.partition("://")
     if not sep or not address:
         raise ControllerError(f"endpoint {endpoint!r} is not valid: use ipc://PATH or "
                               "tcp://HOST:PORT")
     if transport == "ipc":
-        private_dir(os.path.dirname(os.path.abspath(address)))
+        folder = os.path.dirname(os.path.abspath(address))
+        return folder if private_dir(folder) else None
     elif transport == "tcp":
         if keys is None and not insecure:
             raise ControllerError(
@@ -88,14 +90,16 @@ def check_endpoint(endpoint: str, keys: ServerKeys | None, insecure: bool) -> No
     elif transport != "inproc":
         raise ControllerError(f"endpoint {endpoint!r}: transport {transport!r} is not "
                               "supported; use ipc://, tcp:// or inproc://")
+    return None
 
 
-def private_dir(path: str) -> None:
-    """Make `path` a fresh 0700 directory, or check that an existing one is private to us."""
+def private_dir(path: str) -> bool:
+    """Make `path` a fresh 0700 directory (True), or check that an existing one is private to
+    us (False)."""
     try:
         os.mkdir(path, 0o700)
         os.chmod(path, 0o700)  # mkdir's mode passes through the umask; be exact
-        return
+        return True
     except FileExistsError:
         pass
     except OSError as exc:
@@ -109,6 +113,7 @@ def private_dir(path: str) -> None:
             f"{stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}): put the socket in a "
             "directory of its own (circus creates it 0700 if it does not exist)"
         )
+    return False
 
 
 class Controller:
@@ -139,6 +144,7 @@ class Controller:
         self._serving: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Any = None
+        self._made_dirs: list[str] = []
         self.bound: dict[str, str] = {}  # "endpoint"/"pubsub_endpoint" -> the address bound
 
     # --- life ------------------------------------------------------------------------------
@@ -149,7 +155,9 @@ class Controller:
         pubsub = self.pubsub_endpoint or trainer.pubsub_endpoint
         for address in (endpoint, pubsub):
             if address:
-                check_endpoint(address, self.keys, self.insecure)
+                made = check_endpoint(address, self.keys, self.insecure)
+                if made:
+                    self._made_dirs.append(made)
         given = trainer.context
         if given is None:
             self._ctx, self._own_ctx = zmq.asyncio.Context(), True
@@ -228,6 +236,12 @@ class Controller:
                 except OSError:
                     pass
         self.bound = {}
+        for folder in self._made_dirs:
+            try:
+                os.rmdir(folder)  # only if empty: somebody else's files stay
+            except OSError:
+                pass
+        self._made_dirs = []
 
     def reload_keys(self) -> None:
         """Re-read the authorized client keys (circusd does this on SIGHUP)."""

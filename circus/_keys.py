@@ -77,7 +77,9 @@ def gen_keys(directory: str | os.PathLike[str]) -> dict[str, str]:
     }  # fmt: skip
 
 
-def server_keys(secret_key: str | os.PathLike[str], authorized: str | os.PathLike[str]) -> ServerKeys:
+def server_keys(
+    secret_key: str | os.PathLike[str], authorized: str | os.PathLike[str]
+) -> ServerKeys:
     public, secret = _load(secret_key, want_secret=True)
     authorized = os.fspath(authorized)
     if not os.path.isdir(authorized):

@@ -164,7 +164,9 @@ class Client:
             if link is not None:
                 self._give(link)
 
-    def command(self, command: str, /, timeout: float | None = None, **props: Any) -> dict[str, Any]:
+    def command(
+        self, command: str, /, timeout: float | None = None, **props: Any
+    ) -> dict[str, Any]:
         """Run a command; return its result (the reply without id/time) or raise CommandError."""
         reply = self.call(command, timeout=timeout, **props)
         status = reply.get("status")
