@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo lab bench bench-quick lint
 
+# JupyterLab refuses to run as root unless told.
+ROOTFLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -16,6 +19,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(ROOTFLAG) notebooks/quickstart.ipynb
 
 demo: $(STAMP)
 	$(BIN)/python -m circus.demo

@@ -32,6 +32,7 @@ class Dashboard(w.VBox):
         self.panels: dict[str, ShowPanel] = {}
         self.body = w.VBox()
         super().__init__(children=(self.header, self.body), **kw)
+        self.add_class("circus-dashboard")  # a stable hook for the browser tests and CSS
         self.model.on_flush(self._on_flush)
         self.render()
 

@@ -54,6 +54,7 @@ class FlyTable(w.HTML):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
+        self.add_class("circus-fly-table")
         self.rows: tuple[tuple[str, ...], ...] = ()
         self.value = table_html(())
 
