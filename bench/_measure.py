@@ -148,7 +148,7 @@ def log_throughput(daemon: Daemon, expected: int, timeout: float) -> dict[str, f
         seconds = float("nan")
     stop_time(daemon, 30)  # let the manager flush and close the file
     size = os.path.getsize(path) if os.path.exists(path) else 0
-    return {"output_s": seconds, "output_mb": size / MIB}
+    return {"output_s": seconds, "output_mb": size / MIB, "output_mb_s": expected / MIB / seconds}
 
 
 def devnull_time(megabytes: int) -> float:

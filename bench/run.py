@@ -76,6 +76,7 @@ def metrics(quick: bool) -> list[Metric]:
             faster,
         ),
         Metric("output.output_s", f"6. {megabytes} MB to log file", "s", "lower", faster),
+        Metric("output.output_mb_s", "6. log throughput", "MB/s", "higher", faster),
         Metric("output.output_mb", "6. MB that reached the log", "MB", ""),
         Metric("scale1000.alive_s", "7. start to 1000 alive", "s", "lower", faster),
         Metric("scale1000.respawn_p50_ms", "7. respawn p50, N=1000", "ms", "lower", faster),
