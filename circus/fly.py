@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 STREAMS = ("stdout", "stderr")
 
+# A pipe holds 64 KiB. A fly that fills it (a fast writer) gets a 1 MiB pipe, so the loop
+# wakes 16 times less often for the same bytes. Only busy pipes grow: every pipe's capacity
+# counts against the user's pipe-user-pages-soft, past which Linux gives new pipes one page.
+PIPE_SIZE = 1 << 16
+BIG_PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = 1031
+
 
 def _bytes(n: float) -> str:
     for unit in ("B", "K", "M", "G"):
@@ -171,6 +178,7 @@ class Fly:
         self.pgid: int = self._popen.pid
         SENTINEL.track(self.pgid)
         self.fds = {s: getattr(self._popen, s).fileno() for s in STREAMS}
+        self.read_size = dict.fromkeys(STREAMS, PIPE_SIZE)
         for fd in self.fds.values():
             os.set_blocking(fd, False)
         try:
@@ -342,11 +350,22 @@ class Fly:
         if fd < 0:
             return b""
         try:
-            return os.read(fd, 1 << 18)
+            data = os.read(fd, self.read_size[stream])
         except BlockingIOError:
             return None
         except OSError:
             return b""
+        if len(data) == PIPE_SIZE == self.read_size[stream]:
+            self._grow_pipe(stream, fd)
+        return data
+
+    def _grow_pipe(self, stream: str, fd: int) -> None:
+        import fcntl
+
+        try:
+            self.read_size[stream] = fcntl.fcntl(fd, F_SETPIPE_SZ, BIG_PIPE_SIZE)
+        except OSError:  # over the user's pipe limits: keep the small pipe
+            self.read_size[stream] = PIPE_SIZE + 1  # don't ask again
 
     def pump(self) -> None:
         """Drain both pipes without blocking (a Show's loop does this as data comes)."""
