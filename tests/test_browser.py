@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from _jupyter import CHROMIUM, CHROMIUM_ARGS, LabServer
+from helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -62,14 +63,7 @@ def fly_rows(page):
 
 
 def poll(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(predicate, timeout=timeout, interval=0.05, what=what)
 
 
 @pytest.mark.allow_fd_growth  # Playwright keeps its driver's pipes for the process

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from _helpers_control import ROOT, Daemon, short_dir, wait_for
 
 VENV = Path(ROOT) / ".cache" / "circus019-venv"

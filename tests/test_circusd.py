@@ -10,8 +10,8 @@ import threading
 
 import psutil
 import pytest
-from _helpers_control import CIRCUSD, ROOT, Daemon, run_ctl, short_dir, wait_for
 
+from _helpers_control import CIRCUSD, ROOT, Daemon, run_ctl, short_dir, wait_for
 from circus.client import Client
 
 CONFIG = """

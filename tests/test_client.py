@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from _helpers_control import short_dir, wait_for
 
 import circus
+from _helpers_control import short_dir, wait_for
 from circus import Trainer
 from circus._commands import CommandError
 from circus.client import Client, UnreachableError

@@ -14,8 +14,8 @@ import time
 import pytest
 import zmq
 import zmq.auth
-from _helpers_control import request, short_dir, wait_for
 
+from _helpers_control import request, short_dir, wait_for
 from circus import Trainer
 from circus._controller import MAX_MESSAGE, Controller, ControllerError
 from circus._keys import gen_keys, keys_in

@@ -7,10 +7,10 @@ import json
 
 import pytest
 import zmq
-from _helpers_control import recv_id, request, short_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _helpers_control import recv_id, request, short_dir
 from circus import Trainer
 
 FIXTURE = HealthCheck.function_scoped_fixture  # the module fixture is meant to be shared

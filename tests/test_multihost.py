@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+
 from _helpers_control import ROOT, Daemon, short_dir
 
 nbformat = pytest.importorskip("nbformat")
