@@ -4,13 +4,17 @@ One default Trainer per kernel (`circus._ipython.default_trainer()`, also return
 `%circus`) is created on the first `%circus start`; its loop runs on a daemon thread, so the
 kernel never waits for it. `%unload_ext circus` stops every fly; interpreter exit does too.
 
+`%circus connect ENDPOINT` attaches to a circusd (`circus.connect`) and returns its dashboard;
+several connections coexist, by name (`--name`, else the endpoint). `%circus connections`
+lists them, `%circus disconnect NAME` closes one, unloading the extension closes them all.
+
 Mistakes (unknown show or subcommand, bad number) raise UsageError: IPython prints one line.
 """
 
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments
 from IPython.core.error import UsageError
@@ -20,10 +24,14 @@ from ._commands import CommandError
 from .errors import CircusError
 from .trainer import Trainer, _default_name
 
+if TYPE_CHECKING:
+    from .remote import RemoteTrainer
+
 _DEFAULT: Trainer | None = None
+_REMOTES: dict[str, RemoteTrainer] = {}  # connection name -> remote, in connection order
 
 SUBCOMMANDS = ("start", "stop", "restart", "reload", "scale", "incr", "decr", "status",
-               "signal", "logs", "dashboard", "rm")
+               "signal", "logs", "dashboard", "rm", "connect", "connections", "disconnect")
 
 # Options of `%circus start`; every other word is part of the command.
 _START_OPTS = {"--name": 1, "--numflies": 1, "-n": 1, "--warmup-delay": 1, "--env": 1,
@@ -53,6 +61,37 @@ def stop_default() -> None:
         circus_widgets.close_all()
     except ImportError:
         pass
+
+
+def connections() -> dict[str, RemoteTrainer]:
+    """The remote trainers of `%circus connect`, by name (a copy)."""
+    return dict(_REMOTES)
+
+
+def disconnect(name: str) -> None:
+    """Close the connection `name` (a name or an endpoint) and its dashboards."""
+    found = name if name in _REMOTES else next(
+        (n for n, r in _REMOTES.items() if r.endpoint == name), None)
+    if found is None:
+        raise UsageError(f"%circus disconnect: no connection named {name!r}; "
+                         f"connections: {', '.join(_REMOTES) or 'none'}")
+    _close_remote(_REMOTES.pop(found))
+
+
+def disconnect_all() -> None:
+    """Close every connection of `%circus connect`."""
+    while _REMOTES:
+        _close_remote(_REMOTES.pop(next(iter(_REMOTES))))
+
+
+def _close_remote(remote: RemoteTrainer) -> None:
+    try:
+        from circus_widgets._dashboard import close_dashboards
+    except ImportError:
+        pass
+    else:
+        close_dashboards(remote)  # their models unsubscribe before the remote goes
+    remote.close()
 
 
 def split_start(words: list[str]) -> tuple[list[str], list[str]]:
@@ -104,8 +143,9 @@ class CircusMagics(Magics):
         "start CMD [--name N] [--numflies N] [--warmup-delay S] [--env K=V]... [--cwd DIR] "
         "[--shell] | start NAME | stop [NAME | --all] | restart NAME | reload NAME | "
         "scale NAME N | incr NAME [N] | decr NAME [N] | status | signal NAME SIG [--wid W] | "
-        "logs NAME [--wid W] [-n 50] [--stderr] | dashboard [NAME] | rm NAME. "
-        "Without a subcommand: the default Trainer."))
+        "logs NAME [--wid W] [-n 50] [--stderr] | dashboard [NAME] | rm NAME | "
+        "connect ENDPOINT [--name N] [--keys DIR] [--timeout S] | connections | "
+        "disconnect NAME. Without a subcommand: the default Trainer."))
     @magic_arguments.argument("args", nargs="*", help="the subcommand's arguments")
     @line_magic
     def circus(self, line: str = "") -> Any:
@@ -290,6 +330,62 @@ class CircusMagics(Magics):
 
         display(circus_widgets.dashboard(trainer, name))
 
+    def _do_connect(self, args: list[str]) -> Any:
+        parser = _parser("connect")
+        parser.add_argument("endpoint")
+        parser.add_argument("--name")
+        parser.add_argument("--keys")
+        parser.add_argument("--timeout", default="5")
+        opts = parser.parse_args(args)
+        try:
+            timeout = float(opts.timeout)
+        except ValueError:
+            raise UsageError(f"--timeout must be a number, not {opts.timeout!r}") from None
+        if not timeout > 0:
+            raise UsageError(f"--timeout must be > 0, not {opts.timeout!r}")
+        name = opts.name or opts.endpoint
+        import circus_widgets
+
+        known = _REMOTES.get(name)
+        if known is not None:
+            if known.endpoint != opts.endpoint:
+                raise UsageError(f"%circus connect: {name!r} is already connected to "
+                                 f"{known.endpoint}; %circus disconnect {name} first, or "
+                                 "pick another --name")
+            return circus_widgets.dashboard(known)
+        from .remote import connect
+
+        remote = connect(opts.endpoint, keys=opts.keys, timeout=timeout, name=name)
+        try:
+            board = circus_widgets.dashboard(remote)
+        except BaseException:
+            remote.close()
+            raise
+        _REMOTES[name] = remote
+        return board
+
+    def _do_connections(self, args: list[str]) -> None:
+        if args:
+            raise UsageError("usage: %circus connections")
+        print(connections_table())
+
+    def _do_disconnect(self, args: list[str]) -> None:
+        if args == ["--all"]:
+            disconnect_all()
+        else:
+            disconnect(self._one_name(args, "disconnect", "NAME | --all"))
+
+
+def connections_table() -> str:
+    """Name, endpoint and connection state of each `%circus connect`."""
+    if not _REMOTES:
+        return "no connections"
+    rows = [("name", "endpoint", "state")]
+    rows += [(n, r.endpoint, r.connection_state) for n, r in _REMOTES.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
 
 _SAMPLER: Any = None
 
@@ -334,6 +430,8 @@ def _complete(shell: Any, event: Any) -> list[str]:
     completing_first = len(words) == 1 or (len(words) == 2 and not event.line.endswith(" "))
     if completing_first:
         return list(SUBCOMMANDS)
+    if words[1] == "disconnect":
+        return [*_REMOTES, "--all"]
     trainer = default_trainer()
     names = [s.name for s in trainer.shows] if trainer is not None else []
     if words[1] == "stop":
@@ -351,11 +449,12 @@ def load_ipython_extension(ip: Any) -> None:
 
 
 def unload_ipython_extension(ip: Any) -> None:
-    """Stop every fly of the default trainer and remove the magics."""
+    """Stop every fly of the default trainer, close every connection, remove the magics."""
+    disconnect_all()
     stop_default()
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("circus", None)
     _LOADED.discard(id(ip))
 
-__all__ = ["CircusMagics", "default_trainer", "load_ipython_extension", "stop_default",
-           "unload_ipython_extension"]
+__all__ = ["CircusMagics", "connections", "default_trainer", "disconnect", "disconnect_all",
+           "load_ipython_extension", "stop_default", "unload_ipython_extension"]

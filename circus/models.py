@@ -12,6 +12,13 @@ The same thread samples cpu % and RSS every `sample_interval` seconds, but only 
 something observes a sampled trait (`cpu`, `rss`, `age`, `cpu_history`, `rss_history`).
 
 Writing a model acts: `show.numflies = 5` scales the show, `show.stop()` stops it.
+
+A remote backend (`circus.connect`) publishes `trainer.connection` events; the model keeps
+the state in `TrainerModel.connection`, and when the link is back ("connected" after "lost")
+its model thread takes a fresh snapshot, since the events sent meanwhile are gone.
+
+Output events carry chunks as the fly wrote them: the model joins them into lines per
+(fly, stream), and shows the unfinished last line of each as the last output line.
 """
 
 from __future__ import annotations
@@ -42,6 +49,15 @@ from traitlets import (
 from ._states import FlyState, ShowState
 
 Callback = Callable[[str, dict[str, Any]], None]
+
+#: Longest unfinished output line kept (its tail), per fly and stream.
+MAX_PARTIAL = 4096
+
+#: Seconds between snapshot attempts while a reconnected remote does not answer yet.
+RESYNC_RETRY = 0.5
+
+#: Events kept while a snapshot is under way (older ones are in the snapshot anyway).
+MAX_PENDING = 10_000
 
 #: Traits whose values change with time, not with events: they cost a sample to keep fresh.
 SAMPLED = frozenset({"cpu", "rss", "age", "cpu_history", "rss_history"})
@@ -409,6 +425,9 @@ class TrainerModel(_Model):
 
     output_lines = Int(20, help="Output lines kept per fly and per show.")
     backend = Instance(object, help="The TrainerBackend the model talks to.", read_only=True)
+    connection = Unicode(None, allow_none=True, help=(
+        "The link to a remote trainer (connecting, connected, lost, closed); None for a "
+        "local one."))
 
     def __init__(self, trainer: Any, **kw: Any) -> None:
         backend = as_backend(trainer)
@@ -429,6 +448,8 @@ class TrainerModel(_Model):
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._synced = False
         self._synced_at = 0.0
+        self._connection: str | None = None
+        self._resync_at: float | None = None  # monotonic time of the next snapshot attempt
         self._subs = [backend.subscribe("trainer.", self._on_event),
                       backend.subscribe("show.", self._on_event)]
         self._load(backend.snapshot())
@@ -499,6 +520,8 @@ class TrainerModel(_Model):
         with self._lock:
             self._synced_at = snap.get("time", 0.0)
             self._running = bool(snap.get("running"))
+            if self._connection is None or self._connection == "connecting":
+                self._connection = snap.get("connection")
             self._mirror = {name: self._show_mirror(s, self._synced_at)
                             for name, s in snap.get("shows", {}).items()}
             self._dirty = set(self._mirror) | set(self._show_models)
@@ -506,6 +529,7 @@ class TrainerModel(_Model):
             for topic, payload in self._pending:  # what came while the snapshot was taken
                 self._apply_event(topic, payload)
             self._pending, self._synced = [], True
+            self._lock.notify_all()
 
     def _show_mirror(self, s: dict[str, Any], synced: float) -> dict[str, Any]:
         lines = self.output_lines
@@ -522,7 +546,7 @@ class TrainerModel(_Model):
             "synced": synced, "state": ShowState(s["state"]), "numflies": s["numflies"],
             "restarts": s["restarts"], "last_error": s.get("last_error"),
             "options": dict(s.get("options", {})), "flies": flies,
-            "output": collections.deque(maxlen=lines), "cpu": 0.0, "rss": 0,
+            "output": collections.deque(maxlen=lines), "partials": {}, "cpu": 0.0, "rss": 0,
             "cpu_history": collections.deque(maxlen=HISTORY),
             "rss_history": collections.deque(maxlen=HISTORY),
         }  # fmt: skip
@@ -539,10 +563,23 @@ class TrainerModel(_Model):
         with self._lock:  # a reentrant lock: the mirror is only touched under it
             if self._closed:
                 return
+            if topic == "trainer.connection":  # our own link, stamped by our clock: never late
+                self._on_connection(str(payload.get("state")))
+                return
             if not self._synced:
                 self._pending.append((topic, payload))
+                if len(self._pending) > MAX_PENDING:
+                    del self._pending[: len(self._pending) - MAX_PENDING]
                 return
             self._apply_event(topic, payload)
+
+    def _on_connection(self, state: str) -> None:
+        was, self._connection = self._connection, state
+        if state == "connected" and was == "lost":
+            self._synced = False  # events queue up until the model thread has a snapshot
+            self._resync_at = time.monotonic()
+        self._dirty_trainer = True
+        self._lock.notify_all()
 
     def _apply_event(self, topic: str, payload: dict[str, Any]) -> None:
         if payload.get("time", 0.0) < self._synced_at:
@@ -588,7 +625,8 @@ class TrainerModel(_Model):
                     dirty = self._dirty or self._dirty_trainer
                     flush_at = self._last_flush + 1.0 / self.flush_rate if dirty else float("inf")
                     sample_at = self._next_sample if self._want_samples() else float("inf")
-                    wake = min(flush_at, sample_at)
+                    resync_at = self._resync_due()
+                    wake = min(flush_at, sample_at, resync_at)
                     if wake <= now:
                         break
                     # Bounded: a new observer of cpu/rss is noticed within 0.25 s.
@@ -596,13 +634,36 @@ class TrainerModel(_Model):
                 if self._closed:
                     return
                 sample = time.monotonic() >= self._next_sample and self._want_samples()
+                resync = time.monotonic() >= self._resync_due()
+            if resync:
+                self._resync()
             if sample:
                 self._next_sample = time.monotonic() + self.sample_interval
                 self._sample()
             if time.monotonic() >= self._last_flush + 1.0 / self.flush_rate:
                 self.flush()
 
+    def _resync_due(self) -> float:
+        if self._resync_at is None or self._connection != "connected":
+            return float("inf")  # lost again: the next "connected" asks for it
+        return self._resync_at
+
+    def _resync(self) -> None:
+        """The remote is back: start over from a fresh snapshot (on the model thread)."""
+        backend: TrainerBackend = self.backend
+        try:
+            snap = backend.snapshot()
+        except Exception:
+            with self._lock:
+                self._resync_at = time.monotonic() + RESYNC_RETRY
+            return
+        with self._lock:
+            self._resync_at = None
+            self._load(snap)
+
     def _want_samples(self) -> bool:
+        if self._connection not in (None, "connected"):
+            return False  # a lost remote would only time out
         return any(m.wants_stats for m in (*self._show_models.values(),
                                             *self._fly_models.values()))
 
@@ -665,7 +726,9 @@ class TrainerModel(_Model):
                     if fm is None:
                         fm = self._fly_models[key] = FlyModel(self.backend, name, wid)
                     values = {k: v for k, v in fly.items() if k != "output"}
-                    values["output"] = tuple(fly["output"])
+                    unfinished = tuple(text for (w, _), (pid, text) in show["partials"].items()
+                                       if w == wid and pid == fly["pid"])
+                    values["output"] = (tuple(fly["output"]) + unfinished)[-self.output_lines:]
                     writes.append((fm, values))
                     flies.append(fm)
                 for key in [k for k in self._fly_models if k[0] == name
@@ -678,7 +741,11 @@ class TrainerModel(_Model):
                     "restarts": show["restarts"], "last_error": show["last_error"],
                     "options": show["options"], "flies": tuple(flies), "cpu": show["cpu"],
                     "rss": show["rss"], "cpu_history": tuple(show["cpu_history"]),
-                    "rss_history": tuple(show["rss_history"]), "output": tuple(show["output"]),
+                    "rss_history": tuple(show["rss_history"]),
+                    "output": (tuple(show["output"]) + tuple(
+                        f"[{w}] {text}" for (w, _), (_, text) in sorted(
+                            show["partials"].items()))
+                    )[-self.output_lines:],
                 }))  # fmt: skip
             if trainer_dirty or new_shows:
                 gone = [n for n in self._show_models if n not in self._mirror]
@@ -687,7 +754,7 @@ class TrainerModel(_Model):
                     for key in [k for k in self._fly_models if k[0] == name]:
                         del self._fly_models[key]
                 order = [n for n in self._mirror if n in self._show_models]
-                writes.append((self, {"running": self._running,
+                writes.append((self, {"running": self._running, "connection": self._connection,
                                       "shows": tuple(self._show_models[n] for n in order)}))
         done: list[tuple[_Model, frozenset[str]]] = []
         for target, values in writes:
@@ -714,6 +781,9 @@ def _apply(show: dict[str, Any], event: str, p: dict[str, Any], lines: int) -> b
     elif event == "stop":
         show["state"] = ShowState.STOPPED
         flies.clear()
+        for (w, _), (_, text) in sorted(show["partials"].items()):
+            show["output"].append(f"[{w}] {text}")  # no fly will finish these lines
+        show["partials"].clear()
     elif event == "flapping":
         show["state"] = ShowState.FAILED if p.get("failed") else ShowState.FLAPPING
         show["last_error"] = p.get("reason")
@@ -754,14 +824,32 @@ def _apply(show: dict[str, Any], event: str, p: dict[str, Any], lines: int) -> b
             if wid > show["numflies"]:
                 del flies[wid]  # its slot is gone: nothing will respawn it
     elif event == "output":
-        new = [ln for ln in str(p.get("data", "")).splitlines() if ln]
-        if not new:
-            return False
-        if fly is not None and fly["pid"] == p.get("fly_pid"):
-            fly["output"].extend(new)
-        show["output"].extend(f"[{wid}] {ln}" for ln in new)
+        return _output(show, fly, wid, p)
     else:
         return event in ("restart", "reload")
+    return True
+
+
+def _output(show: dict[str, Any], fly: dict[str, Any] | None, wid: Any, p: dict[str, Any]
+            ) -> bool:
+    """Join an output chunk to the unfinished line of its (fly, stream); keep whole lines."""
+    data = str(p.get("data", ""))
+    if not data:
+        return False
+    pid = p.get("fly_pid")
+    key = (wid, str(p.get("stream", "stdout")))
+    partials = show["partials"]
+    held_pid, text = partials.pop(key, (pid, ""))
+    if held_pid != pid:  # a new fly in the slot: the old one will never end its line
+        show["output"].append(f"[{wid}] {text}")
+        text = ""
+    *done, rest = (text + data).split("\n")
+    if rest:
+        partials[key] = (pid, rest[-MAX_PARTIAL:])
+    new = [ln for ln in (d.rstrip("\r") for d in done) if ln]
+    if fly is not None and fly["pid"] == pid:
+        fly["output"].extend(new)
+    show["output"].extend(f"[{wid}] {ln}" for ln in new)
     return True
 
 

@@ -49,9 +49,7 @@ class Dashboard(w.VBox):
             for show in shows:
                 if show.name not in self.panels:
                     self.panels[show.name] = ShowPanel(show)
-            state = "running" if self.model.running else "stopped"
-            self.header.value = (f"<b>circus</b> trainer {badge(state)} · "
-                                 f"{len(shows)} show(s)")
+            self.header.value = header_html(self.model, len(shows))
             children = tuple(self.panels[n] for n in names)
             if children != self.body.children:
                 self.body.children = children
@@ -68,6 +66,16 @@ class Dashboard(w.VBox):
             self.model.close()
 
 
+def header_html(model: TrainerModel, nshows: int) -> str:
+    """The trainer line: its state, the link's state for a remote one, the show count."""
+    state = "running" if model.running else "stopped"
+    link = ""
+    if model.connection is not None:
+        where = html.escape(str(getattr(model.backend, "name", "") or ""))
+        link = f" · {where} {badge(model.connection)}" if where else f" · {badge(model.connection)}"
+    return f"<b>circus</b> trainer {badge(state)}{link} · {nshows} show(s)"
+
+
 def dashboard(source: Any, show: str | None = None) -> Dashboard:
     """The Dashboard of `source` (a Trainer, TrainerModel or backend), one per source/show."""
     try:
@@ -78,6 +86,16 @@ def dashboard(source: Any, show: str | None = None) -> Dashboard:
     if board is None or board.comm is None:  # closed
         board = by_show[show] = Dashboard(source, show)
     return board
+
+
+def close_dashboards(source: Any) -> None:
+    """Close the cached dashboards of `source` (and the models they own)."""
+    try:
+        by_show = _CACHE.pop(source, {})
+    except TypeError:
+        return
+    for board in by_show.values():
+        board.close()
 
 
 def close_all() -> None:

@@ -18,7 +18,9 @@ from ._sparkline import Sparkline, human_bytes
 
 STATE_COLOURS = {
     "stopped": "#757575", "starting": "#1565c0", "active": "#2e7d32", "stopping": "#ef6c00",
-    "flapping": "#c62828", "failed": "#6a1b9a",
+    "flapping": "#c62828", "failed": "#6a1b9a", "running": "#2e7d32",
+    # the link to a remote trainer
+    "connecting": "#1565c0", "connected": "#2e7d32", "lost": "#c62828", "closed": "#757575",
 }  # fmt: skip
 
 

@@ -147,3 +147,71 @@ def test_unload_stops_every_fly(shell):
             os.kill(pid, 0)
     assert "circus" not in shell.magics_manager.magics["line"]
     assert signal.SIGTERM  # the kernel's own handlers were never touched
+
+
+DAEMON = """
+[circus]
+endpoint = ipc://{d}/{tag}/ctl.sock
+pubsub_endpoint = ipc://{d}/{tag}/pub.sock
+
+[show:{show}]
+cmd = sleep 60
+numflies = {n}
+graceful_timeout = 2
+"""
+
+
+def test_connect_two_daemons(ip, capsys):
+    from _helpers_control import Daemon, short_dir
+    from circus._ipython import connections
+
+    with short_dir() as d, \
+            Daemon(d, DAEMON.format(d=d, tag="a", show="web", n=2), name="a.ini") as a, \
+            Daemon(d, DAEMON.format(d=d, tag="b", show="db", n=1), name="b.ini") as b:
+        a.wait_log("controller listening")
+        b.wait_log("controller listening")
+        board = ip.run_line_magic("circus", f"connect ipc://{d}/a/ctl.sock --name a")
+        wait_for(lambda: "web" in board.panels and board.model["web"].running == 2,
+                 timeout=10, what="a's show on its dashboard")
+        assert "connected" in board.header.value
+        other = ip.run_line_magic("circus", f"connect ipc://{d}/b/ctl.sock --timeout 3")
+        assert other is not board
+        wait_for(lambda: "db" in other.panels, what="b's show")
+        # connecting again under the same name gives the same dashboard
+        assert ip.run_line_magic("circus", f"connect ipc://{d}/a/ctl.sock --name a") is board
+        assert "already connected" in fails(ip, f"%circus connect ipc://{d}/b/ctl.sock --name a")
+        ip.run_line_magic("circus", "connections")
+        rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+        assert [f"ipc://{d}/b/ctl.sock", f"ipc://{d}/b/ctl.sock", "connected"] in rows
+        assert ["a", f"ipc://{d}/a/ctl.sock", "connected"] in rows
+        # the dashboard acts on the daemon, and sees its events
+        board.panels["web"].plus.click()
+        wait_for(lambda: board.model["web"].running == 3, what="scaled through the dashboard")
+        remote_a = connections()["a"]
+        assert remote_a.numflies("web") == 3
+        ip.run_line_magic("circus", "disconnect a")
+        assert list(connections()) == [f"ipc://{d}/b/ctl.sock"]
+        assert remote_a.connection_state == "closed" and board.comm is None
+        assert "no connection named 'a'" in fails(ip, "%circus disconnect a")
+        # unloading the extension closes the rest
+        remote_b = connections()[f"ipc://{d}/b/ctl.sock"]
+        ip.run_line_magic("unload_ext", "circus")
+        assert remote_b.connection_state == "closed" and other.comm is None
+        assert connections() == {}
+        ip.run_line_magic("load_ext", "circus")  # for the fixture's unload
+
+
+def test_connect_mistakes_are_one_line(ip, tmp_path):
+    from _helpers_control import short_dir
+
+    with short_dir() as d:
+        assert "is the daemon running" in fails(
+            ip, f"%circus connect ipc://{d}/none/ctl.sock --timeout 0.3")
+    assert "not valid" in fails(ip, "%circus connect nowhere")
+    assert "--timeout must be a number" in fails(ip, "%circus connect ipc:///x --timeout x")
+    assert "no client keys" in fails(ip, f"%circus connect tcp://127.0.0.1:9 --keys {tmp_path}")
+    assert "usage: %circus disconnect" in fails(ip, "%circus disconnect")
+    assert "no connection named 'x'" in fails(ip, "%circus disconnect x")
+    from circus._ipython import connections
+
+    assert connections() == {}

@@ -173,3 +173,76 @@ def test_coalescing_50_churning_flies(trainer, model):
           f"{max(r for m, r in rates.items() if m is not show):.1f} flushes/s")
     assert churned / elapsed > 50, "the flies did not churn"
     assert max(rates.values()) <= 10.5
+
+
+REMOTE_CONFIG = """
+[circus]
+endpoint = ipc://{d}/s/ctl.sock
+pubsub_endpoint = ipc://{d}/s/pub.sock
+
+[show:sleeper]
+cmd = sleep 60
+numflies = {n}
+graceful_timeout = 2
+{extra}
+"""
+
+
+def test_remote_model_lost_then_resynced():
+    """SIGKILL circusd (its sentinel takes the flies along): the model says "lost"; a new
+    circusd on the same endpoint: the model resyncs to its shows from a fresh snapshot."""
+    import circus
+    from _helpers_control import Daemon, short_dir
+    from circus_widgets import Dashboard
+
+    with short_dir() as d:
+        first = Daemon(d, REMOTE_CONFIG.format(d=d, n=2, extra=""))
+        second = None
+        try:
+            first.wait_log("controller listening")
+            remote = circus.connect(f"ipc://{d}/s/ctl.sock", timeout=2, command_timeout=2)
+            try:
+                with TrainerModel(remote) as model:
+                    board = Dashboard(model)
+                    assert model.connection == "connected" and "connected" in board.header.value
+                    show = model["sleeper"]
+                    wait_for(lambda: show.running == 2, timeout=10, what="2 flies")
+                    old = {f.pid for f in show.flies}
+                    first.stop(signal.SIGKILL)
+                    wait_for(lambda: model.connection == "lost", timeout=10, what="lost")
+                    wait_for(lambda: ">lost<" in board.header.value, what="a lost badge")
+                    second = Daemon(d, REMOTE_CONFIG.format(
+                        d=d, n=3, extra="[show:extra]\ncmd = sleep 60\ngraceful_timeout = 2\n"))
+                    wait_for(lambda: model.connection == "connected", timeout=15,
+                             what="connected again")
+                    wait_for(lambda: sorted(s.name for s in model.shows) == ["extra", "sleeper"]
+                             and model["sleeper"].running == 3 and model["extra"].running == 1,
+                             timeout=10, what="the new daemon's shows in the model")
+                    assert model["sleeper"] is show and show.numflies == 3
+                    assert not old & {f.pid for f in show.flies}
+                    assert {f.pid for f in show.flies} == set(remote.list("sleeper"))
+                    wait_for(lambda: ">connected<" in board.header.value
+                             and "extra" in board.panels, what="the dashboard back")
+                    board.close()
+            finally:
+                remote.close()
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+
+def test_output_line_split_across_writes(trainer, model):
+    """'abc', a flush and a pause, then 'def\\n': one line 'abcdef', not two."""
+    code = ("import sys, time\n"
+            "sys.stdout.write('abc'); sys.stdout.flush(); time.sleep(0.3)\n"
+            "sys.stdout.write('def\\n'); sys.stdout.flush(); time.sleep(60)")
+    chunks = []
+    trainer.subscribe("show.split.output", lambda t, p: chunks.append(p["data"]))
+    trainer.add_show("split", py(code), numflies=1, graceful_timeout=1)
+    show = wait_for(lambda: model.shows and model.shows[0], what="show")
+    fly = wait_for(lambda: show.flies and show.flies[0], what="fly")
+    wait_for(lambda: fly.output == ("abc",), what="the unfinished line")
+    wait_for(lambda: fly.output == ("abcdef",), what="one whole line")
+    assert chunks == ["abc", "def\n"]  # the fly really wrote it in two chunks
+    wait_for(lambda: show.output == ("[1] abcdef",), what="the show's line")
