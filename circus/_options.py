@@ -41,7 +41,8 @@ def _bad(name: str, value: Any, valid: str) -> OptionError:
 
 def _int(minimum: int) -> Callable[[str, Any], int]:
     def check(name: str, value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        # isdecimal, not isdigit: "²" is a digit int() refuses (issue 6, found by fuzzing)
+        if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise _bad(name, value, f"an integer >= {minimum}")
@@ -124,8 +125,9 @@ def _user(name: str, value: Any) -> int | None:
             pwd.getpwuid(value)
             return value
         if isinstance(value, str):
-            return int(value) if value.isdigit() else pwd.getpwnam(value).pw_uid
-    except KeyError:
+            return int(value) if value.isdecimal() else pwd.getpwnam(value).pw_uid  # not "²"
+    # ValueError: a NUL in a name; OverflowError: getgrgid(2**63) (issue 6, found by fuzzing)
+    except (KeyError, ValueError, OverflowError):
         raise OptionError(f"{name}={value!r} is not valid: no such user on this host") from None
     raise _bad(name, value, "a user name, a uid or None")
 
@@ -138,8 +140,9 @@ def _group(name: str, value: Any) -> int | None:
             grp.getgrgid(value)
             return value
         if isinstance(value, str):
-            return int(value) if value.isdigit() else grp.getgrnam(value).gr_gid
-    except KeyError:
+            return int(value) if value.isdecimal() else grp.getgrnam(value).gr_gid  # not "²"
+    # ValueError: a NUL in a name; OverflowError: getgrgid(2**63) (issue 6, found by fuzzing)
+    except (KeyError, ValueError, OverflowError):
         raise OptionError(f"{name}={value!r} is not valid: no such group on this host") from None
     raise _bad(name, value, "a group name, a gid or None")
 

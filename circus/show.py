@@ -345,7 +345,8 @@ class Show:
                 output_lines=opts["output_lines"], output_bytes=opts["output_bytes"],
                 graceful_timeout=opts["graceful_timeout"], stop_signal=opts["stop_signal"],
             )  # fmt: skip
-        except (OSError, ValueError, TypeError) as exc:
+        # OverflowError: Popen(user=2**40), e.g. from uid="1099511627776" (issue 6)
+        except (OSError, ValueError, TypeError, OverflowError) as exc:
             text = getattr(exc, "strerror", None) or str(exc)
             where = getattr(exc, "filename", None)
             where = f": {where!r}" if where else ""
@@ -429,7 +430,10 @@ class Show:
         else:
             self._finalize(fly)
         if fly.exit_signal in EXTERNAL_SIGNALS:
-            pass
+            # Reliability fix (issue 6): "respawned at once", even when the slot is still in
+            # the backoff of earlier young deaths (e.g. of a cmd that was fixed since); see
+            # tests/test_reliability.py::test_an_external_kill_is_respawned_at_once_after_backoff
+            self._not_before.pop(fly.wid, None)
         elif fly.age() < self.within:
             self._died_young(fly.wid)
         else:
