@@ -160,9 +160,13 @@ def test_events_in_both_dialects(served):
     sub.subscribe(b"")
     sub.connect(f"ipc://{d}/s/pub.sock")
     try:
-        # the slow joiner: poke until our subscription is live
+        # the slow joiner: poke until our subscription is live (a new value each time, since
+        # setting an option to the value it has publishes nothing)
+        pokes = iter(range(1, 10_000))
+
         def seen_update():
-            request(sock, "set", properties={"name": "w", "options": {"graceful_timeout": 2.5}})
+            value = 2 + next(pokes) / 1000
+            request(sock, "set", properties={"name": "w", "options": {"graceful_timeout": value}})
             return sub.poll(200)
 
         wait_for(seen_update, what="the first event")

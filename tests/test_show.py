@@ -217,9 +217,9 @@ def test_send_hup_reload_keeps_pids(trainer):
             "while True: time.sleep(1)")
     show = trainer.add_show("h", py(code), numflies=1, send_hup=True)
     fly = show.flies[0]
-    wait_for(lambda: fly.output["stdout"].lines(), what="ready")
+    wait_for(lambda: fly.output["stdout"].lines() == ["ready"], timeout=15, what="ready")
     show.reload()
-    wait_for(lambda: "hup" in fly.output["stdout"].lines(), what="hup")
+    wait_for(lambda: "hup" in fly.output["stdout"].lines(), timeout=15, what="hup")
     assert pids(show) == {fly.pid}
 
 
