@@ -165,3 +165,30 @@ def test_sigint_stops_too(sig):
     with short_dir() as d, Daemon(d, CONFIG.format(d=d, n=1)) as daemon:
         daemon.wait_log("spawn")
         assert daemon.stop(sig) == 0
+
+
+def test_sigkill_of_circusd_leaves_no_fly():
+    """circusd dies without a chance to clean up: its sentinel kills the flies within 2 s."""
+    config = CONFIG.format(d="{d}", n=3).replace(
+        "cmd = sleep 60", "cmd = sh -c 'sleep 60 & exec sleep 60'")  # a grandchild each
+    with short_dir() as d, Daemon(d, config.format(d=d)) as daemon:
+        daemon.wait_log("controller listening")
+        with Client(f"ipc://{d}/s/ctl.sock") as client:
+            wait_for(lambda: len(_pids(client, "sleeper")) == 3, what="3 flies")
+        flies = wait_for(lambda: (lambda p: p if len(p) == 6 else None)(
+            [c for c in psutil.Process(daemon.proc.pid).children(recursive=True)
+             if "circus-sentinel" not in " ".join(c.cmdline())]), what="flies + grandchildren")
+        daemon.proc.kill()
+        daemon.proc.wait()
+
+        def alive():
+            out = []
+            for p in flies:
+                try:
+                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                        out.append(p)
+                except psutil.NoSuchProcess:
+                    pass
+            return out
+
+        wait_for(lambda: not alive(), timeout=2.0, what="every fly gone after SIGKILL")
