@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import resource
 import shlex
@@ -26,6 +27,8 @@ from ._events import EventBus, Subscription
 from ._sentinel import SENTINEL
 from .errors import NotRunningError, ShowExistsError, UnknownShowError
 from .show import Show, check_name
+
+log = logging.getLogger("circus.trainer")
 
 # At interpreter exit flies get at most this long to stop before SIGKILL.
 EXIT_GRACE = 1.0
@@ -160,7 +163,11 @@ class Trainer:
             )
             self._thread.start()
             ready.wait()
-            asyncio.run_coroutine_threadsafe(self._astart(), loop).result()
+            try:
+                asyncio.run_coroutine_threadsafe(self._astart(), loop).result()
+            except BaseException:  # e.g. the controller can't bind: nothing stays half-started
+                self.stop()
+                raise
             return
         self._thread_id = threading.get_ident()
         asyncio.set_event_loop(loop)
@@ -263,7 +270,10 @@ class Trainer:
             for show, value in saved.items():
                 show._opts["graceful_timeout"] = value
             for plugin in reversed(self.plugins):
-                await plugin.stop(self)
+                try:
+                    await plugin.stop(self)
+                except Exception:  # one plugin's failure must not keep the loop alive
+                    log.exception("plugin %r failed to stop", plugin)
             self.events.publish("trainer.stop", {"time": time.time()})
         finally:
             self._stopping.set_result(None)

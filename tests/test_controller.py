@@ -64,6 +64,7 @@ def test_ipc_in_a_shared_directory_is_refused():
         trainer = Trainer(endpoint=f"ipc://{d}/ctl.sock")
         with pytest.raises(ControllerError, match="open to other users"):
             trainer.start(background=True)
+        assert not trainer.running  # nothing half-started
         trainer.stop()
         assert not os.path.exists(f"{d}/ctl.sock")
 
@@ -72,6 +73,7 @@ def test_tcp_needs_keys_unless_insecure():
     trainer = Trainer(endpoint="tcp://127.0.0.1:0")
     with pytest.raises(ControllerError, match="CurveZMQ"):
         trainer.start(background=True)
+    assert not trainer.running
     trainer.stop()
     trainer = Trainer(endpoint="tcp://127.0.0.1:0")
     trainer.plugins.append(Controller(insecure=True))
