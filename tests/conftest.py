@@ -14,6 +14,8 @@ import uuid
 import psutil
 import pytest
 
+from circus import Trainer
+
 RUN_ID = uuid.uuid4().hex
 os.environ["CIRCUS_TEST_RUN"] = RUN_ID
 ME = os.getpid()
@@ -67,6 +69,15 @@ def _settle(check, timeout: float = 3.0):
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.02)
+
+
+@pytest.fixture
+def trainer():
+    """A running Trainer with no shows, stopped after the test."""
+    t = Trainer(check_delay=0.5)
+    t.start(background=True)
+    yield t
+    t.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -35,3 +35,7 @@ def collect(trainer: Any, prefix: str = "show.") -> list[tuple[str, dict[str, An
     events: list[tuple[str, dict[str, Any]]] = []
     trainer.subscribe(prefix, lambda topic, payload: events.append((topic, payload)))
     return events
+
+
+# A fly that prints a line every 0.2 s and never exits.
+SLEEPER = py("import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.2)")

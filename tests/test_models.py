@@ -9,20 +9,10 @@ import time
 import pytest
 from traitlets import TraitError
 
-from circus import FlyState, ShowState, Trainer
+from circus import FlyState, ShowState
 from circus._commands import CommandError
 from circus.models import LocalBackend, SamplingBackend, TrainerBackend, TrainerModel
-from helpers import py, wait_for
-
-SLEEPER = py("import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.2)")
-
-
-@pytest.fixture
-def trainer():
-    t = Trainer(check_delay=0.2)
-    t.start(background=True)
-    yield t
-    t.stop()
+from helpers import SLEEPER, py, wait_for
 
 
 @pytest.fixture

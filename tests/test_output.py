@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
-
-from circus import Trainer
 from circus._output import OutputBuffer, RotatingFile
 from helpers import py, wait_for
-
-
-@pytest.fixture
-def trainer():
-    t = Trainer()
-    t.start(background=True)
-    yield t
-    t.stop()
 
 
 def test_ten_megabytes_reach_the_log_exactly(trainer, tmp_path):

@@ -17,20 +17,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from circus import Trainer
 from helpers import collect, py, wait_for
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 import soak  # noqa: E402  (bench/soak.py: the same storm as the 60-second soak run)
-
-
-@pytest.fixture
-def trainer():
-    t = Trainer(check_delay=0.5)
-    t.start(background=True)
-    yield t
-    t.stop()
 
 
 def dead(pid: int) -> bool:

@@ -18,13 +18,6 @@ from helpers import collect, py, wait_for
 SLEEP = "sleep 1000"
 
 
-@pytest.fixture
-def trainer():
-    t = Trainer(check_delay=0.5)
-    t.start(background=True)
-    yield t
-    t.stop()
-
 
 def pids(show):
     return {f.pid for f in show.flies if f.state.value == "running"}

@@ -7,19 +7,9 @@ import signal
 
 import pytest
 
-from circus import ShowState, Trainer
+from circus import ShowState
 from circus_widgets import Dashboard, sparkline_svg, static_html
-from helpers import py, wait_for
-
-SLEEPER = py("import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.2)")
-
-
-@pytest.fixture
-def trainer():
-    t = Trainer(check_delay=0.2)
-    t.start(background=True)
-    yield t
-    t.stop()
+from helpers import SLEEPER, wait_for
 
 
 @pytest.fixture
