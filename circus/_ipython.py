@@ -169,7 +169,7 @@ class CircusMagics(Magics):
             text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise UsageError(f"%circus {sub}: {text}") from None
 
-    @cell_magic("circus")
+    @cell_magic("circus")  # type: ignore[arg-type]  # IPython's stubs don't type named magics
     def circus_cell(self, line: str, cell: str) -> Any:
         """Add (and start) the shows of INI `[show:NAME]` sections; `%%circus --stopped`
         adds them stopped."""

@@ -213,12 +213,12 @@ class _Model(HasTraits):
         # observe() runs from HasTraits.__new__ (for @observe handlers), before __init__.
         return self.__dict__.setdefault("_circus_stat_watchers", set())
 
-    def observe(self, handler: Any, names: Any = All, type: str = "change") -> None:
+    def observe(self, handler: Any, names: Any = All, type: Any = "change") -> None:
         super().observe(handler, names, type)
         for name in self._sampled_names(names):
             self._stat_watchers.add((handler, name))
 
-    def unobserve(self, handler: Any, names: Any = All, type: str = "change") -> None:
+    def unobserve(self, handler: Any, names: Any = All, type: Any = "change") -> None:
         super().unobserve(handler, names, type)
         for name in self._sampled_names(names):
             self._stat_watchers.discard((handler, name))
@@ -424,7 +424,8 @@ class TrainerModel(_Model):
         return float(proposal.value)
 
     output_lines = Int(20, help="Output lines kept per fly and per show.")
-    backend = Instance(object, help="The TrainerBackend the model talks to.", read_only=True)
+    # Typed Any for mypy: the trait holds any object with the TrainerBackend methods.
+    backend: Any = Instance(object, help="The TrainerBackend the model talks to.", read_only=True)
     connection = Unicode(None, allow_none=True, help=(
         "The link to a remote trainer (connecting, connected, lost, closed); None for a "
         "local one."))
@@ -600,6 +601,8 @@ class TrainerModel(_Model):
             self._running = event == "start"
         elif event == "add_show":
             name = payload.get("show")
+            if not isinstance(name, str):
+                return
             try:
                 snap = self.backend.snapshot()  # the new show's state, once
             except Exception:
@@ -609,7 +612,7 @@ class TrainerModel(_Model):
                 self._mirror[name] = self._show_mirror(state, snap.get("time", 0.0))
                 self._dirty.add(name)
         elif event == "rm_show":
-            self._mirror.pop(payload.get("show"), None)
+            self._mirror.pop(str(payload.get("show")), None)
         else:
             return
         self._dirty_trainer = True
