@@ -91,6 +91,7 @@ class Show:
         self.retries = 0  # flapping rounds in a row
         self.last_error: str | None = None
         self._flies: dict[int, Fly] = {}  # by pid: during a reload two flies share a wid
+        self._live: tuple[Fly, ...] = ()  # the running ones, for readers on other threads
         self._deaths: collections.deque[float] = collections.deque()
         self._young: dict[int, int] = {}  # wid -> young deaths in a row
         self._not_before: dict[int, float] = {}  # wid -> monotonic time of next spawn
@@ -140,8 +141,13 @@ class Show:
                        f"wids: {[f.wid for f in self.flies]}")
 
     def __len__(self) -> int:
-        # tuple() copies in one step: other threads may ask while the loop changes the dict
-        return sum(1 for f in tuple(self._flies.values()) if f.state is FlyState.RUNNING)
+        return len(self._live)
+
+    def _recount(self) -> None:
+        # Other threads read len(show) while the loop changes flies. Counting there would read
+        # a copy of the dict, then states that moved on since (seen: 1 fly during a reload of
+        # 2). So the loop publishes the running flies as one tuple after each change.
+        self._live = tuple(f for f in self._flies.values() if f.state is FlyState.RUNNING)
 
     def __repr__(self) -> str:
         return f"<Show {self.name!r} {self.state} {len(self)}/{self.numflies} flies>"
@@ -322,6 +328,8 @@ class Show:
         waiting = []
         with SENTINEL.batch():
             for wid in self._missing()[:limit]:
+                if self.state not in (ShowState.STARTING, ShowState.ACTIVE):
+                    break  # flapping since the last spawn: stop trying
                 not_before = self._not_before.get(wid, 0.0)
                 if not_before > now:
                     waiting.append(not_before)
@@ -358,6 +366,7 @@ class Show:
             self._died_young(wid)
             return None
         self._flies[fly.pid] = fly
+        self._recount()
         fly._exit = loop.create_future()  # type: ignore[attr-defined]
         if fly.pidfd >= 0:
             loop.add_reader(fly.pidfd, self._on_exit, fly)
@@ -415,8 +424,9 @@ class Show:
     def _on_exit(self, fly: Fly) -> None:
         """The fly's pidfd is readable: it exited. Reap exactly that pid."""
         self._loop.remove_reader(fly.pidfd)
-        unexpected = fly.state is FlyState.RUNNING
+        unexpected = fly.state in (FlyState.RUNNING, FlyState.EXITED)  # EXITED: seen by _reap
         fly.poll()
+        self._recount()
         self._fly_msg("reap", fly, exit_code=fly.exit_code, signal=fly.exit_signal,
                       returncode=fly.returncode, age=round(fly.age(), 6), expected=not unexpected)
         exit_future = getattr(fly, "_exit", None)
@@ -465,9 +475,10 @@ class Show:
     def _flapping(self) -> None:
         self._deaths.clear()
         self.retries += 1
-        reason = f"{self.times} flies died within {self.within:g} s of starting"
-        if self.last_error:
-            reason += f" (last error: {self.last_error})"
+        if self.last_error and self.last_error.startswith("cannot spawn"):
+            reason = f"{self.times} spawns failed within {self.within:g} s: {self.last_error}"
+        else:
+            reason = f"{self.times} flies died within {self.within:g} s of starting"
         give_up = self.max_retry != -1 and self.retries > self.max_retry
         if self._wake is not None:
             self._wake.set()
@@ -571,6 +582,7 @@ class Show:
             return
         exited = fly.state is FlyState.EXITED
         fly.state = FlyState.STOPPING
+        self._recount()
         self._fly_msg("kill", fly, graceful=graceful)
         exit_future: asyncio.Future[int] = fly._exit  # type: ignore[attr-defined]
         timeout = self.graceful_timeout if graceful else 0.0
