@@ -242,6 +242,8 @@ class CircusMagics(Magics):
             env=env or None, working_dir=opts.cwd, shell=opts.shell, stopped=opts.stopped,
         )  # fmt: skip
         print(f"show {name!r}: {show.numflies} fly(ies) of {cmd!r}")
+        if show.last_error:  # e.g. no such program: say so now, not only in %circus status
+            print(f"  {show.state}: {show.last_error}")
         return None
 
     def _one_name(self, args: list[str], sub: str, usage: str) -> str:
@@ -411,8 +413,11 @@ def status_table(trainer: Trainer) -> str:
     if len(rows) == 1:
         return "no shows"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    table = "\n".join("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip()
+                      for r in rows)
+    errors = [f"{name}: {show['last_error']}" for name, show in snap["shows"].items()
+              if show["last_error"] and show["state"] != "active"]
+    return "\n".join([table, *errors])
 
 
 def _load_ini(text: str) -> list[tuple[str, dict[str, Any]]]:

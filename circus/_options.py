@@ -196,6 +196,7 @@ OPTIONS: dict[str, Option] = {
     "backup_count": Option(5, _int(0), Action.NONE, "rotated log files to keep"),
     "output_lines": Option(1000, _int(1), Action.NONE, "lines kept in memory per fly stream"),
     "output_bytes": Option(1 << 20, _int(1), Action.NONE, "bytes kept in memory per fly stream"),
+    "echo": Option(False, _bool, Action.NONE, "also copy output to the host's stdout/stderr"),
 }
 
 

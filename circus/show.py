@@ -11,6 +11,7 @@ import asyncio
 import collections
 import re
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -417,6 +418,11 @@ class Show:
             except OSError as exc:
                 self.last_error = f"cannot write {log.path!r}: {exc.strerror}"
         text = fly.output[stream].feed(data)
+        if self._opts["echo"] and text:
+            # Asked for: in a kernel this lands in whichever cell runs (see PITFALLS.md).
+            target = sys.stdout if stream == "stdout" else sys.stderr
+            target.write(text)
+            target.flush()
         topic = f"show.{self.name}.output"
         if self.trainer is not None and self.trainer.events.wants(topic):
             self._fly_msg("output", fly, stream=stream, data=text)

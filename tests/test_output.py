@@ -97,3 +97,14 @@ def test_nothing_reaches_the_hosts_stdout(trainer, capfd):
     out, err = capfd.readouterr()
     assert "to-stdout" not in out + err and "to-stderr" not in out + err
     assert fly.output["stdout"].lines() == ["to-stdout"]
+
+
+def test_echo_copies_output_to_the_host_when_asked(trainer, capfd):
+    show = trainer.add_show("e", py("import sys, time; print('hello-out'); "
+                                    "print('hello-err', file=sys.stderr); time.sleep(1000)"),
+                            echo=True)
+    fly = show.flies[0]
+    wait_for(lambda: fly.output["stderr"].lines() and fly.output["stdout"].lines(), what="both")
+    show.stop()
+    out, err = capfd.readouterr()
+    assert "hello-out" in out and "hello-err" in err
