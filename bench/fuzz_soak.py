@@ -168,7 +168,7 @@ def _near_valid(full: bool) -> dict[str, Any]:
         "backup_count": count, "output_lines": count, "output_bytes": count,
         "warmup_delay": num, "within": num, "retry_in": num, "graceful_timeout": num,
         "working_dir": st.one_of(path, st.sampled_from(["/tmp", "~"])), "shell": flag,
-        "copy_env": flag, "send_hup": flag, "stopped": flag, "uid": user, "gid": group,
+        "copy_env": flag, "echo": flag, "send_hup": flag, "stopped": flag, "uid": user, "gid": group,
         "env": st.one_of(st.dictionaries(_text, _text, max_size=3),
                          st.sampled_from([{"A=B": "x"}, {"": "x"}, {"A": 1}])),
         "stop_signal": st.one_of(st.integers(-2, 70), st.sampled_from(WORDS)),
