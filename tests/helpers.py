@@ -25,6 +25,20 @@ def wait_for(
         time.sleep(interval)
 
 
+def alive(procs: list[Any]) -> list[Any]:
+    """The psutil processes of `procs` that still run (zombies count as gone)."""
+    import psutil
+
+    out = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def py(code: str) -> str:
     """A command line that runs `code` in a fresh, unbuffered Python."""
     return shlex.join([sys.executable, "-u", "-c", code])

@@ -13,6 +13,7 @@ import pytest
 
 from _helpers_control import CIRCUSD, ROOT, Daemon, run_ctl, short_dir, wait_for
 from circus.client import Client
+from helpers import alive
 
 CONFIG = """
 [circus]
@@ -181,14 +182,4 @@ def test_sigkill_of_circusd_leaves_no_fly():
         daemon.proc.kill()
         daemon.proc.wait()
 
-        def alive():
-            out = []
-            for p in flies:
-                try:
-                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                        out.append(p)
-                except psutil.NoSuchProcess:
-                    pass
-            return out
-
-        wait_for(lambda: not alive(), timeout=2.0, what="every fly gone after SIGKILL")
+        wait_for(lambda: not alive(flies), timeout=2.0, what="every fly gone after SIGKILL")

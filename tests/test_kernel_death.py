@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from helpers import wait_for
+from helpers import alive, wait_for
 
 jupyter_client = pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
@@ -28,17 +28,6 @@ print(json.dumps({"thread": trainer._thread.name, "daemon": trainer._thread.daem
 
 # jupyter_client waits this long for a kernel that was asked to exit, then SIGKILLs it
 SHUTDOWN_WAIT = 5.0
-
-
-def _alive(procs):
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def _family(kernel_pid):
@@ -103,7 +92,7 @@ def test_kernel_death_leaves_no_fly(how):
             km.shutdown_kernel()
         call = time.monotonic() - t0
         wait_for(
-            lambda: not _alive(procs),
+            lambda: not alive(procs),
             timeout=2.0,
             interval=0.01,
             what=f"every fly and grandchild to die after {how}",
@@ -119,7 +108,7 @@ def test_kernel_death_leaves_no_fly(how):
             new_pid, new_procs = _start_trainer(km, kc)
             km.shutdown_kernel()
             wait_for(
-                lambda: not _alive(new_procs),
+                lambda: not alive(new_procs),
                 timeout=2.0,
                 interval=0.01,
                 what="the new kernel's flies to die on shutdown",

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from helpers import wait_for
+from helpers import alive, wait_for
 
 HOST = textwrap.dedent("""
     import sys, time
@@ -43,17 +43,6 @@ def _cmd(proc):
         return ""
 
 
-def _alive(procs):
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "exit"])
 def test_host_death_leaves_no_fly(how):
     host = subprocess.Popen([sys.executable, "-c", HOST], stdout=subprocess.PIPE,
@@ -69,7 +58,7 @@ def test_host_death_leaves_no_fly(how):
         else:
             host.send_signal(getattr(signal, how))
         host.wait(5)
-        wait_for(lambda: not _alive(procs), timeout=2.0, interval=0.01,
+        wait_for(lambda: not alive(procs), timeout=2.0, interval=0.01,
                  what=f"every fly and grandchild to die after {how}")
         took = time.monotonic() - t0
         assert took < 2.0
@@ -78,5 +67,5 @@ def test_host_death_leaves_no_fly(how):
         host.wait()
         host.stdout.close()
         host.stdin.close()
-        for p in _alive(_flies_and_grandchildren(host)):
+        for p in alive(_flies_and_grandchildren(host)):
             p.kill()
