@@ -179,6 +179,7 @@ class Fly:
         SENTINEL.track(self.pgid)
         self.fds = {s: getattr(self._popen, s).fileno() for s in STREAMS}
         self.read_size = dict.fromkeys(STREAMS, PIPE_SIZE)
+        self.managed = False  # True once a Show's loop drains the pipes
         for fd in self.fds.values():
             os.set_blocking(fd, False)
         try:
@@ -368,7 +369,13 @@ class Fly:
             self.read_size[stream] = PIPE_SIZE + 1  # don't ask again
 
     def pump(self) -> None:
-        """Drain both pipes without blocking (a Show's loop does this as data comes)."""
+        """Drain both pipes without blocking: for a lone Fly, whenever its output is read.
+
+        A Show's fly is drained by the Show's loop alone (log files and events come from
+        there); reading its pipes from another thread would race with the loop.
+        """
+        if self.managed:
+            return
         for stream in STREAMS:
             while (data := self.read(stream)) is not None:
                 if not data:

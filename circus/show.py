@@ -366,6 +366,7 @@ class Show:
             })  # fmt: skip
             self._died_young(wid)
             return None
+        fly.managed = True
         self._flies[fly.pid] = fly
         self._recount()
         fly._exit = loop.create_future()  # type: ignore[attr-defined]

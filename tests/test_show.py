@@ -76,7 +76,7 @@ def test_flapping_fails_without_spinning(trainer):
     assert [e[1]["failed"] for e in events] == [False, False, True]
     assert "gave up after 2 retries" in show.last_error
     assert "died within 1 s" in show.last_error
-    assert not show.flies
+    wait_for(lambda: not show.flies, what="the last flies stopped")
     # No busy loop: the host used well under half a core while flapping.
     assert sum(me.cpu_times()[:2]) - cpu0 < 0.5 * elapsed + 0.3
     show.start()  # a failed show starts again by hand
@@ -208,11 +208,16 @@ def test_send_hup_reload_keeps_pids(trainer):
             "signal.signal(signal.SIGHUP, lambda *a: print('hup', flush=True))\n"
             "print('ready', flush=True)\n"
             "while True: time.sleep(1)")
+    reaps = collect(trainer, "show.h.reap")
     show = trainer.add_show("h", py(code), numflies=1, send_hup=True)
-    fly = show.flies[0]
-    wait_for(lambda: fly.output["stdout"].lines() == ["ready"], timeout=15, what="ready")
+
+    def ready_fly():
+        return next((f for f in show.flies if f.lines() == ["ready"]), None)
+
+    fly = wait_for(ready_fly, timeout=15, what="a fly with its SIGHUP handler")
     show.reload()
-    wait_for(lambda: "hup" in fly.output["stdout"].lines(), timeout=15, what="hup")
+    wait_for(lambda: "hup" in fly.output["stdout"].lines(), timeout=15,
+             what=f"hup (reaps so far: {[r[1] for r in reaps]})")
     assert pids(show) == {fly.pid}
 
 
