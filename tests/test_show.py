@@ -212,7 +212,9 @@ def test_send_hup_reload_keeps_pids(trainer):
     show = trainer.add_show("h", py(code), numflies=1, send_hup=True)
 
     def ready_fly():
-        return next((f for f in show.flies if f.lines() == ["ready"]), None)
+        # The whole line, newline included: a SIGHUP between print's "ready" and its "\n"
+        # would print "readyhup" (seen under load).
+        return next((f for f in show.flies if f.output["stdout"].text() == "ready\n"), None)
 
     fly = wait_for(ready_fly, timeout=15, what="a fly with its SIGHUP handler")
     show.reload()
