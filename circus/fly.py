@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import signal
@@ -361,8 +362,6 @@ class Fly:
         return data
 
     def _grow_pipe(self, stream: str, fd: int) -> None:
-        import fcntl
-
         try:
             self.read_size[stream] = fcntl.fcntl(fd, F_SETPIPE_SZ, BIG_PIPE_SIZE)
         except OSError:  # over the user's pipe limits: keep the small pipe

@@ -23,6 +23,9 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+# Imported here, not when first used: a lazy import opens files, and a trainer must still
+# answer when the process is out of file descriptors (tests/test_reliability.py, EMFILE).
+from ._commands import run_command, snapshot
 from ._events import EventBus, Subscription
 from ._sentinel import SENTINEL
 from .errors import NotRunningError, ShowExistsError, UnknownShowError
@@ -389,14 +392,10 @@ class Trainer:
 
     def command(self, command: str, /, **props: Any) -> dict[str, Any]:
         """Run one command of the control protocol (see circus._commands.COMMANDS)."""
-        from ._commands import run_command
-
         return self._call(run_command, self, command, props)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything about every show and fly, as one JSON-serialisable dict."""
-        from ._commands import snapshot
-
         return self._call(snapshot, self)
 
     def statuses(self) -> dict[str, str]:
