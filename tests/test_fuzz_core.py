@@ -64,7 +64,8 @@ def test_a_uid_popen_cannot_take_is_a_spawn_error():
         errors = collect(trainer, "show.u.spawn_error")
         show = trainer.add_show("u", "sleep 1000", uid="1099511627776", numflies=2, max_retry=0)
         wait_for(lambda: show.state.value == "failed", timeout=5, what="the failed state")
-        assert errors and "uid" in errors[0][1]["error"], errors
+        wait_for(lambda: errors, what="the spawn_error event (delivered off the loop)")
+        assert "uid" in errors[0][1]["error"], errors
         assert trainer.statuses() == {"u": "failed"}
     finally:
         trainer.stop()

@@ -148,7 +148,9 @@ def test_a_grandchild_holding_the_pipe_does_not_delay_the_reap(trainer, where):
         )[0]
         delay = event["time"] - t_kill
         print(f"{where}: reap event {delay * 1000:.1f} ms after SIGKILL")
-        assert delay < 0.05
+        # ~1-2 ms when the machine is idle; the bound only has to tell "at once" from "when
+        # the pipe closes" (never, here), with room for a loaded CI machine.
+        assert delay < 0.5
         wait_for(lambda: len(show) == 1 and show.flies[0].pid != fly_pid, what="a respawn")
         if where == "group":  # the sweep SIGKILLs it at graceful_timeout
             wait_for(
@@ -302,4 +304,4 @@ def test_an_external_kill_is_respawned_at_once_after_backoff(trainer):
     wait_for(lambda: len(show) == 1 and show.flies[0].pid != fly.pid, timeout=2, what="the respawn")
     took = time.monotonic() - t0
     print(f"respawn after SIGKILL of a slot in backoff: {took * 1000:.1f} ms")
-    assert took < 0.2
+    assert took < 0.5  # the stale backoff would have been 0.8 s; ~5 ms when idle

@@ -379,7 +379,7 @@ def test_a_failing_subscriber_does_not_break_the_loop(trainer):
     show = trainer.add_show("b", SLEEP, numflies=3)
     os.kill(show.flies[0].pid, signal.SIGKILL)
     wait_for(lambda: len(pids(show)) == 3 and show.restarts == 1, what="respawn")
-    assert time.monotonic() - t0 < 0.5  # the slow subscriber didn't hold the loop
+    assert time.monotonic() - t0 < 1.5  # holding the loop would take 0.5 s per event
 
 
 def test_many_flies_raise_the_fd_limit(trainer):
