@@ -89,10 +89,10 @@ def test_per_fly_log_files_with_wid(trainer, tmp_path):
 
 
 def test_nothing_reaches_the_hosts_stdout(trainer, capfd):
-    show = trainer.add_show("q", py("import sys; print('to-stdout'); "
-                                    "print('to-stderr', file=sys.stderr)"), times=100)
-    fly = show.flies[0]
-    wait_for(lambda: fly.returncode is not None and fly.output["stderr"].lines(), what="exit")
+    show = trainer.add_show("q", py("import sys, time; print('to-stdout'); "
+                                    "print('to-stderr', file=sys.stderr); time.sleep(1000)"))
+    fly = show.flies[0]  # it stays: a fly that exits at once may be gone before we look
+    wait_for(lambda: fly.output["stderr"].lines() and fly.output["stdout"].lines(), what="both")
     show.stop()
     out, err = capfd.readouterr()
     assert "to-stdout" not in out + err and "to-stderr" not in out + err
