@@ -43,7 +43,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _procs import kill_everything, stat_fields  # noqa: E402
+from _procs import _read, kill_everything, stat_fields  # noqa: E402
 
 FLY_CMD = "sleep 1000"
 QUIET_EVERY = 0.5  # seconds between quiet samples
@@ -51,14 +51,6 @@ QUIET_PAUSE = 0.05  # no kill for this long before a quiet sample
 QUIET_MAX = 1.0  # ... and up to this much longer while zombies are still there
 RSS_LIMIT_MB = 5.0
 SETTLE = 1.0  # numflies alive again within this after the storm
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def children(pid: int) -> set[int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import grp
-import os
 import pwd
 import shlex
 import signal
@@ -216,6 +215,3 @@ def validate(name: str, value: Any) -> Any:
 def defaults() -> dict[str, Any]:
     return {name: spec.default for name, spec in OPTIONS.items()}
 
-
-def resolve_cwd(path: str | None) -> str | None:
-    return os.path.expanduser(path) if path else None

@@ -100,7 +100,6 @@ class Trainer:
         self._shows: dict[str, Show] = {}
         for show in shows:
             self._adopt(show)
-        self._own_loop = loop is None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._given_loop = loop
         self._thread: threading.Thread | None = None
@@ -292,7 +291,7 @@ class Trainer:
             self._stopping = None
             self._housekeeping = None
             _RUNNING.discard(self)
-            if self._own_loop:
+            if self._given_loop is None:  # the caller's loop is the caller's to close
                 pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
                 for task in pending:
                     task.cancel()
